@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     kafka_max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     # How long ingress waits for the acks=all acknowledgement before answering 451.
     kafka_ack_timeout_s: float = Field(default=10.0, gt=0)
+    # A consumer that stops heartbeating (killed) loses its partitions after this long.
+    kafka_session_timeout_ms: int = Field(default=10000, ge=1000)
 
     # --- the stage loop --------------------------------------------------------------------
     # Records handled concurrently per stage replica; the backpressure bound.
@@ -93,6 +95,15 @@ class Settings(BaseSettings):
     # Static routes, like Postfix transport maps: {"example.com": "smarthost.example:587",
     # "*": "relay:25"}; a route value may list several hosts separated by commas.
     routes: dict[str, str] = {}
+    dns_cache_size: int = Field(default=10000, ge=1)
+    # TTLs from DNS are clamped to this range; negative answers (RFC 2308) get their own bounds.
+    dns_cache_min_ttl_s: float = Field(default=5.0, ge=0)
+    dns_cache_max_ttl_s: float = Field(default=3600.0, gt=0)
+    dns_negative_ttl_s: float = Field(default=60.0, ge=0)
+    dns_max_negative_ttl_s: float = Field(default=900.0, ge=0)
+    # Accept MX hosts that resolve to loopback addresses. Off in production (a mail loop);
+    # development and tests turn it on because their sinks listen on 127.0.0.0/8.
+    router_allow_loopback: bool = False
 
     # --- sender ----------------------------------------------------------------------------
     # Port used for MX hosts (25 in the world; tests point it at their sinks).

@@ -71,7 +71,10 @@ class MessageEvent(Base):
     __tablename__ = "message_events"
     __table_args__ = (UniqueConstraint("message_id", "kind", "key", name="uq_message_events_step"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    # BIGINT on PostgreSQL; SQLite only auto-increments a column declared INTEGER.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     message_id: Mapped[str] = mapped_column(String(64), index=True, nullable=False)
     # accepted | filtered | routed | outcome
     kind: Mapped[str] = mapped_column(String(32), nullable=False)

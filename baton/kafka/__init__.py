@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every stage: clients, topics and the one consume-handle-produce loop."""

@@ -1,0 +1,1 @@
+# Makes the revisions part of the installed package; Alembic itself skips this file.

@@ -1,0 +1,74 @@
+"""Parse and validate a message's headers and MIME structure (pure).
+
+The content rules (spam, phishing, brand impersonation) come later as a rule chain; this module
+only tells whether the message is well-formed and lists what is wrong with it, so the verdict can
+carry it and later rules can read the parsed message instead of parsing it again.
+"""
+
+from __future__ import annotations
+
+import email.policy
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from baton.v1 import verdict_pb2
+
+_PARSER = BytesParser(policy=email.policy.default)
+
+# Headers RFC 5322 section 3.6 requires exactly once.
+_REQUIRED_ONCE = ("From", "Date")
+# Headers allowed at most once (RFC 5322 section 3.6, table).
+_AT_MOST_ONCE = ("From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Message-ID", "Subject", "Date")
+_MAX_MIME_PARTS = 1000
+_MAX_MIME_DEPTH = 30
+
+
+@dataclass
+class Inspection:
+    message: EmailMessage
+    reasons: list[verdict_pb2.Reason] = field(default_factory=list)
+    parts: int = 0
+
+    def note(self, rule: str, detail: str) -> None:
+        self.reasons.append(verdict_pb2.Reason(rule=rule, detail=detail[:500], score=0.0))
+
+
+def inspect_message(body: bytes) -> Inspection:
+    """Parse ``body`` (RFC 5322 bytes) and list its structural defects as zero-score reasons."""
+    message = _PARSER.parsebytes(body)
+    assert isinstance(message, EmailMessage)
+    result = Inspection(message)
+    for name in _REQUIRED_ONCE:
+        if name not in message:
+            result.note("header.missing", name)
+    for name in _AT_MOST_ONCE:
+        count = len(message.get_all(name) or [])
+        if count > 1:
+            result.note("header.repeated", f"{name} x{count}")
+    for name in ("From", "To", "Cc", "Reply-To", "Sender"):
+        for value in message.get_all(name) or []:
+            defects = getattr(value, "defects", ())
+            if defects:
+                result.note("header.invalid", f"{name}: {type(defects[0]).__name__}")
+    _walk(message, result, depth=0)
+    return result
+
+
+def _walk(part: EmailMessage, result: Inspection, depth: int) -> None:
+    result.parts += 1
+    for defect in part.defects:
+        result.note("mime.defect", type(defect).__name__)
+    if depth > _MAX_MIME_DEPTH:
+        result.note("mime.too_deep", f"nesting deeper than {_MAX_MIME_DEPTH}")
+        return
+    if result.parts > _MAX_MIME_PARTS:
+        if not any(r.rule == "mime.too_many_parts" for r in result.reasons):
+            result.note("mime.too_many_parts", f"more than {_MAX_MIME_PARTS} parts")
+        return
+    if part.is_multipart():
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            for child in payload:
+                if isinstance(child, EmailMessage):
+                    _walk(child, result, depth + 1)

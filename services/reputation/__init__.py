@@ -1,0 +1,1 @@
+"""The reputation service: records each message's timeline and serves it over HTTP."""
