@@ -23,8 +23,10 @@ class Event(BaseModel):
     kind: str = Field(description="accepted | filtered | routed | outcome")
     at: datetime = Field(description="When the step happened (UTC).")
     at_ms: int = Field(description="The same instant in Unix milliseconds.")
-    key: str = Field(description='Tells steps of one kind apart: the domain for routed, '
-                     '"<recipient> <status> <attempt>" for outcome; empty otherwise.')
+    key: str = Field(
+        description="Tells steps of one kind apart: the domain for routed, "
+        '"<recipient> <status> <attempt>" for outcome; empty otherwise.'
+    )
     sender_identity: str
     detail: dict[str, Any]
 

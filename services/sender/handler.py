@@ -1,0 +1,29 @@
+"""The sender stage: Delivery on `routed` → one Outcome per recipient on `result`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from google.protobuf.message import DecodeError
+
+from baton.kafka.stage import InvalidRecord, Output, Record
+from baton.settings import Settings
+from baton.v1 import delivery_pb2
+from services.sender.deliver import Deliverer
+
+
+class SenderHandler:
+    def __init__(self, settings: Settings, deliverer: Deliverer) -> None:
+        self._result = settings.topic_result
+        self._deliverer = deliverer
+
+    async def __call__(self, record: Record) -> Sequence[Output]:
+        delivery = delivery_pb2.Delivery()
+        try:
+            delivery.ParseFromString(record.value or b"")
+        except DecodeError as exc:
+            raise InvalidRecord(f"not a Delivery: {exc}") from exc
+        if not delivery.message_id or not delivery.recipients or not delivery.route.hosts:
+            raise InvalidRecord("Delivery without message id, recipients or route")
+        outcomes = await self._deliverer.deliver(delivery)
+        return [Output(self._result, o.SerializeToString(), key=o.sender_identity.encode()) for o in outcomes]
