@@ -7,6 +7,7 @@ framework in every stage, and it runs in the service's own event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -50,7 +51,11 @@ class AdminServer:
             elif path == "/healthz":
                 status, ctype, body = "200 OK", "text/plain", b"ok\n"
             elif path == "/readyz":
-                ok = self._ready()
+                try:
+                    ok = self._ready()
+                except Exception:
+                    log.exception("readiness check failed")
+                    ok = False
                 status = "200 OK" if ok else "503 Service Unavailable"
                 ctype, body = "text/plain", b"ready\n" if ok else b"not ready\n"
             else:
@@ -60,5 +65,10 @@ class AdminServer:
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass
+        except ValueError:
+            # A line longer than the stream limit: not a request this server answers.
+            with contextlib.suppress(ConnectionError):
+                writer.write(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
         finally:
             writer.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 import threading
@@ -45,6 +46,7 @@ def run_local() -> int:
     )
     settings = relay.settings()
     stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         relay.start()
         print(

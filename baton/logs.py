@@ -41,7 +41,7 @@ class JsonFormatter(logging.Formatter):
         if trace_id:
             entry["trace_id"] = trace_id
         for key, value in vars(record).items():
-            if key not in _STANDARD and key not in entry:
+            if key not in _STANDARD and key not in entry and key != "color_message":
                 entry[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)

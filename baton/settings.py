@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _dlq_limit_can_fire(self) -> Self:
+        if self.dlq_min_records > self.dlq_window:
+            raise ValueError("dlq_min_records larger than dlq_window would disable the DLQ limit")
+        return self
+
+    @model_validator(mode="after")
     def _no_insecure_defaults(self) -> Self:
         if self.environment is Environment.DEVELOPMENT:
             return self
@@ -147,8 +153,9 @@ class Settings(BaseSettings):
 
 def unknown_variables(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
     """``BATON_*`` variables that match no setting (most often a typo)."""
+    # pydantic-settings matches names case-insensitively, so a lower-case typo must be caught too.
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+    return sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
 
 
 def load_settings() -> Settings:

@@ -55,6 +55,7 @@ class Broker:
             ],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         if not wait_for_port(self.host, self.port, timeout_s) or not self.running:
             self.stop()

@@ -54,6 +54,9 @@ class ServiceProcess:
             env=env,
             stdout=subprocess.PIPE if self.console else self._log,
             stderr=subprocess.STDOUT,
+            # Its own session: Ctrl-C in the terminal reaches only the supervisor, which then
+            # stops every service once, in order.
+            start_new_session=True,
         )
         if self.console:
             threading.Thread(target=self._pump, args=(self.process, self._log), daemon=True).start()

@@ -26,8 +26,9 @@ def decode_envelope(value: bytes | None) -> envelope_pb2.Envelope:
         raise InvalidRecord("Envelope without message_id")
     if not envelope.rcpt_to:
         raise InvalidRecord("Envelope without recipients")
-    if not envelope.body and not envelope.body_ref:
-        raise InvalidRecord("Envelope without body")
+    if not envelope.body:
+        # body_ref (a body kept outside Kafka) is reserved; no stage can fetch one yet.
+        raise InvalidRecord("Envelope without an inline body")
     return envelope
 
 

@@ -35,24 +35,58 @@ class Inspection:
 
 
 def inspect_message(body: bytes) -> Inspection:
-    """Parse ``body`` (RFC 5322 bytes) and list its structural defects as zero-score reasons."""
-    message = _PARSER.parsebytes(body)
+    """Parse ``body`` (RFC 5322 bytes) and list its structural defects as zero-score reasons.
+
+    Never raises on hostile input: the standard library's parser has crashed on malformed headers
+    and recurses once per MIME level, and a message must not reach the DLQ (and push the stage
+    towards its DLQ limit) because its sender wrote garbage.
+    """
+    try:
+        message = _PARSER.parsebytes(body)
+    except RecursionError:
+        # Deeper nesting than the interpreter's stack: judge the headers alone.
+        message = _PARSER.parsebytes(body, headersonly=True)
+        assert isinstance(message, EmailMessage)
+        result = Inspection(message)
+        result.note("mime.too_deep", "nesting deeper than the parser can follow")
+        _check_headers(message, result)
+        return result
     assert isinstance(message, EmailMessage)
     result = Inspection(message)
+    _check_headers(message, result)
+    _walk(message, result, depth=0)
+    return result
+
+
+def _headers(message: EmailMessage, name: str, result: Inspection) -> list[object]:
+    """All values of header ``name``; a value the parser cannot read is noted and skipped."""
+    values: list[object] = []
+    for raw in _raw_values(message, name):
+        try:
+            values.append(message.policy.header_fetch_parse(name, raw))
+        except Exception as exc:  # the stdlib header parser raises IndexError, TypeError, ...
+            result.note("header.unparseable", f"{name}: {type(exc).__name__}")
+    return values
+
+
+def _raw_values(message: EmailMessage, name: str) -> list[str]:
+    lname = name.lower()
+    return [v for k, v in message.raw_items() if k.lower() == lname]
+
+
+def _check_headers(message: EmailMessage, result: Inspection) -> None:
     for name in _REQUIRED_ONCE:
         if name not in message:
             result.note("header.missing", name)
     for name in _AT_MOST_ONCE:
-        count = len(message.get_all(name) or [])
+        count = len(_raw_values(message, name))
         if count > 1:
             result.note("header.repeated", f"{name} x{count}")
-    for name in ("From", "To", "Cc", "Reply-To", "Sender"):
-        for value in message.get_all(name) or []:
+    for name in ("From", "To", "Cc", "Reply-To", "Sender", "Message-ID"):
+        for value in _headers(message, name, result):
             defects = getattr(value, "defects", ())
             if defects:
                 result.note("header.invalid", f"{name}: {type(defects[0]).__name__}")
-    _walk(message, result, depth=0)
-    return result
 
 
 def _walk(part: EmailMessage, result: Inspection, depth: int) -> None:

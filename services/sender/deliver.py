@@ -143,7 +143,9 @@ class Deliverer:
         last = _Failure(remote_host="", text="route has no host address to try", local=LocalFailure.CONNECT)
         for host in delivery.route.hosts:
             port = host.port or self._default_port
-            for address in host.addresses:
+            # A static route may name its smarthost without addresses (a cluster service name):
+            # then the system resolver finds it at connect time.
+            for address in host.addresses or [host.name]:
                 remote = remote_host_label(host.name, address, port)
                 try:
                     conn = await self.pool.acquire(address, port, server_name=host.name or None)

@@ -269,6 +269,16 @@ async def test_an_empty_route_defers(deliverer: Deliverer) -> None:
     assert outcome.failure_class == "connection"
 
 
+async def test_a_named_host_without_addresses_is_resolved_at_connect(
+    make_sink: SinkFactory, deliverer: Deliverer
+) -> None:
+    # Static routes may name a smarthost (e.g. a cluster service) and leave resolution to the sender.
+    sink = make_sink()
+    [outcome] = await deliverer.deliver(delivery([("localhost", [], sink.port)], ["bob@example.test"]))
+    assert outcome.status == DELIVERED
+    assert len(sink.messages) == 1
+
+
 # --- per-recipient answers -------------------------------------------------------------------------
 
 
