@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PROTOS := $(wildcard proto/baton/v1/*.proto)
 
-.PHONY: install system-deps run test unit integration e2e lint proto check-generated clean
+.PHONY: install system-deps run test unit integration e2e lint proto docs check-generated clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,8 +51,13 @@ lint: install
 proto: install
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. $(PROTOS)
 
-## Fail when baton/v1 is not what proto/ generates.
+## Regenerate docs/metrics.md from the metric declarations.
+docs: install
+	$(BIN)/python -m baton.dev.metricsdoc
+
+## Fail when baton/v1 is not what proto/ generates, or docs/metrics.md not what the code declares.
 check-generated: install
+	@$(BIN)/python -m baton.dev.metricsdoc --check
 	@tmp=$$(mktemp -d) && \
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=$$tmp --pyi_out=$$tmp $(PROTOS) && \
 	for f in $$tmp/baton/v1/*; do \

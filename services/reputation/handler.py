@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
-from baton.kafka.stage import InvalidRecord, Output, Record
+from sqlalchemy.exc import OperationalError
+
+from baton.kafka.stage import InvalidRecord, Output, Record, RetriableError
 from baton.settings import Settings
+from services.reputation.batch import BatchWriter
 from services.reputation.store import TimelineStore
 from services.reputation.timeline import InvalidTimelineRecord, Source, event_from_record
 
 
 class TimelineHandler:
     def __init__(self, settings: Settings, store: TimelineStore) -> None:
-        self._store = store
+        self._writer = BatchWriter(store)
         self._sources = {
             settings.topic_accepted: Source.ACCEPTED,
             settings.topic_filtered: Source.FILTERED,
@@ -30,6 +32,9 @@ class TimelineHandler:
             row = event_from_record(self._sources[record.topic], record.value or b"", record.timestamp or 0)
         except InvalidTimelineRecord as exc:
             raise InvalidRecord(str(exc)) from exc
-        # The store is synchronous SQLAlchemy; keep the event loop free for the consumer and the API.
-        await asyncio.to_thread(self._store.record, [row])
+        try:
+            await self._writer.write(row)
+        except OperationalError as exc:
+            # The database is down or locked: wait and try again; never dead-letter good records.
+            raise RetriableError(f"timeline store unavailable: {exc}") from exc
         return ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +133,35 @@ def test_unsupported_dialect_is_refused() -> None:
     engine = create_mock_engine("mysql://", executor=lambda *a, **k: None)
     with pytest.raises(ValueError, match="unsupported database"):
         TimelineStore(engine)  # type: ignore[arg-type]
+
+
+async def test_batch_writer_commits_a_concurrent_batch_in_one_transaction(store: TimelineStore) -> None:
+    from services.reputation.batch import BatchWriter
+
+    commits: list[int] = []
+    original = store.record
+
+    def counting(rows: list[EventRow]) -> int:
+        commits.append(len(rows))
+        return original(rows)
+
+    store.record = counting  # type: ignore[method-assign]
+    writer = BatchWriter(store)
+    await asyncio.gather(*(writer.write(row("outcome", key=f"r{i}")) for i in range(120)))
+    assert commits == [120]
+    assert count(store) == 120
+    # A later batch is its own transaction.
+    await asyncio.gather(*(writer.write(row("outcome", key=f"s{i}")) for i in range(3)))
+    assert commits == [120, 3]
+
+
+async def test_batch_writer_passes_a_failed_commit_to_every_writer(store: TimelineStore) -> None:
+    from services.reputation.batch import BatchWriter
+
+    store._engine.dispose()
+    writer = BatchWriter(store)
+    bad = row("outcome", key="x")
+    bad["at_ms"] = None  # type: ignore[typeddict-item]  # NOT NULL: the commit fails
+    results = await asyncio.gather(writer.write(bad), writer.write(row("accepted")), return_exceptions=True)
+    assert all(isinstance(r, Exception) for r in results)
+    assert count(store) == 0
