@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PROTOS := $(wildcard proto/baton/v1/*.proto)
 
-.PHONY: install system-deps run test unit integration e2e lint proto docs check-generated clean
+.PHONY: install system-deps run test unit integration e2e fuzz bench lint proto docs check-generated clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,21 @@ system-deps:
 run: install
 	$(BIN)/baton run
 
-## Everything CI checks: lint, generated code, unit, integration and end-to-end tests.
+## Everything CI checks: lint, generated code, unit, integration and end-to-end tests, and a
+## bounded fuzzing run of the SMTP command, address and MIME parsers.
 test: install system-deps lint check-generated
 	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/python tests/fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+FUZZ_SECONDS ?= 20
+
+fuzz: install
+	$(BIN)/python tests/fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+## Baton against a private Postfix on the same workload and machine, in one run; results and a
+## chart in bench-results/. BENCH_MESSAGES=2000 for a quick check; see `python -m bench.run -h`.
+bench: install system-deps
+	$(BIN)/python -m bench.run
 
 unit: install
 	$(BIN)/pytest -q tests/unit

@@ -51,3 +51,13 @@ STAGE_DLQ_RATIO = Gauge(
     "Share of recent records that went to the dead-letter topic; the stage stops above its limit.",
     ["stage"],
 )
+STAGE_ASSIGNED = Gauge(
+    "baton_stage_assigned_partitions",
+    "Partitions the group gave this replica at the last rebalance.",
+    ["stage"],
+)
+STAGE_REBALANCES = Counter(
+    "baton_stage_rebalances_total",
+    "Partition assignments this replica received (start-up, scaling, a member or broker lost).",
+    ["stage"],
+)

@@ -87,6 +87,25 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = Field(default=300.0, gt=0)
     # SMTP transactions waiting for Kafka at once; beyond it ingress answers 451.
     smtp_max_pending: int = Field(default=1000, ge=1)
+    # Hard cap on one connection's lifetime: a client dripping a byte or a NOOP just inside
+    # smtp_timeout_s would otherwise hold its connection forever (421 4.4.2 when it runs out).
+    smtp_session_timeout_s: float = Field(default=1800.0, gt=0)
+    # Pause before the greeting; a client that talks before it is a spam bot (postscreen's greet
+    # action) and gets 554. 0 disables the check; one second costs real clients little.
+    smtp_greet_pause_s: float = Field(default=1.0, ge=0)
+    # Concurrent connections per client IP (the PROXY header's address when that is on); the
+    # excess gets 421 4.7.0 so one client cannot take every slot.
+    smtp_max_connections_per_ip: int = Field(default=50, ge=1)
+    # AUTH brute-force throttle: after this many failures within the window, further AUTH from
+    # that client IP, or for that username from anywhere, gets 454 without a password check.
+    smtp_auth_max_failures_per_ip: int = Field(default=10, ge=1)
+    smtp_auth_max_failures_per_user: int = Field(default=20, ge=1)
+    smtp_auth_failure_window_s: float = Field(default=300.0, gt=0)
+    # Keys (IPs and usernames) the throttle remembers; the least recently failed are forgotten first.
+    smtp_auth_throttle_max_keys: int = Field(default=10000, ge=1)
+    # Refuse raw 8-bit bytes in the header section unless MAIL FROM declared SMTPUTF8 or
+    # BODY=8BITMIME (RFC 6152, 6532); off only for legacy applications that cannot be fixed.
+    smtp_strict_8bit_headers: bool = True
 
     # --- router ----------------------------------------------------------------------------
     # "host" or "host:port"; empty means the system resolver configuration.

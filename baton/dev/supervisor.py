@@ -101,6 +101,20 @@ class ServiceProcess:
             self._log.close()
             self._log = None
 
+    def metric(self, name: str) -> float:
+        """Sum of every sample of metric ``name`` on this process's /metrics (0 when absent)."""
+        url = f"http://127.0.0.1:{self.admin_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                text = response.read().decode()
+        except (urllib.error.URLError, OSError):
+            return 0.0
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
     def ready(self) -> bool:
         url = f"http://127.0.0.1:{self.admin_port}/readyz"
         try:

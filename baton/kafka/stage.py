@@ -117,6 +117,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         names = ",".join(f"{t.topic}/{t.partition}" for t in assigned)
         log.info("partitions assigned", extra={"partitions": names})
+        metrics.STAGE_ASSIGNED.labels(self._stage.name).set(len(assigned))
+        metrics.STAGE_REBALANCES.labels(self._stage.name).inc()
 
 
 class Stage:

@@ -54,6 +54,34 @@ def has_bare_newline(data: bytes) -> bool:
     return _BARE_NEWLINE.search(data) is not None
 
 
+# RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF (not counting the dot
+# added for transparency, which aiosmtpd has already removed).
+MAX_TEXT_LINE = 998
+_LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_TEXT_LINE + 1))
+_EIGHT_BIT = re.compile(rb"[\x80-\xff]")
+
+
+def has_long_line(data: bytes) -> bool:
+    """True if a line of ``data`` is longer than 998 octets (without its CRLF).
+
+    Baton refuses such messages rather than folding them as Postfix does: folding changes the body
+    (breaking DKIM signatures made by the application), and passing them on makes Baton's own
+    delivery violate RFC 5321, so the receiving MX may refuse or truncate them later. The client
+    gets a clear synchronous 5xx instead of a bounce or a silently altered message.
+    """
+    return _LONG_LINE.search(data) is not None
+
+
+def has_nul(data: bytes) -> bool:
+    """True if ``data`` holds a NUL byte (RFC 5322 forbids it; many MTAs truncate at it)."""
+    return b"\x00" in data
+
+
+def has_8bit_header(data: bytes) -> bool:
+    """True if the header section holds a byte above 0x7F (legal only with SMTPUTF8, RFC 6532)."""
+    return _EIGHT_BIT.search(header_section(data)) is not None
+
+
 def safe_text(value: str, limit: int = _MAX_HELO) -> str:
     """``value`` made safe for a header and a protobuf string: printable, no whitespace, valid UTF-8.
 

@@ -21,13 +21,20 @@ MESSAGES_ACCEPTED = Counter(
 REJECTIONS = Counter(
     "baton_ingress_rejections_total",
     "SMTP commands or messages refused, by reason: relay_denied, auth_failed, too_big, "
-    "tempfail_kafka, backpressure, bad_address, bare_newline, too_many_recipients, shutting_down.",
+    "tempfail_kafka, backpressure, bad_address, bare_newline, too_many_recipients, shutting_down, "
+    "bad_command, line_too_long, bad_content, early_talker, timeout, too_many_connections, "
+    "auth_throttled, tls_failed.",
     ["reason"],
 )
 AUTH_ATTEMPTS = Counter(
     "baton_ingress_auth_total",
-    "SMTP AUTH attempts by mechanism and result (ok, failed).",
+    "SMTP AUTH attempts by mechanism and result (ok, failed, throttled).",
     ["mechanism", "result"],
+)
+AUTH_THROTTLED = Counter(
+    "baton_ingress_auth_throttled_total",
+    "AUTH attempts refused with 454 without a password check, by what was throttled (ip, user).",
+    ["scope"],
 )
 SUBMIT_PENDING = Gauge(
     "baton_ingress_submit_pending",
@@ -47,3 +54,5 @@ MESSAGE_BYTES = Histogram(
 # Every reason is exported from the start, so a rate() over it has a zero to start from.
 for _reason in RejectReason:
     REJECTIONS.labels(reason=_reason.value)
+for _scope in ("ip", "user"):
+    AUTH_THROTTLED.labels(scope=_scope)

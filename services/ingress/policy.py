@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from baton.addresses import encode_domain
+
 # RFC 5321 4.5.3.1: limits in octets.
 MAX_LOCAL_PART = 64
 MAX_DOMAIN = 255
@@ -43,6 +45,21 @@ class RejectReason(StrEnum):
     TOO_MANY_RECIPIENTS = "too_many_recipients"
     # The server is draining for shutdown (temporary).
     SHUTTING_DOWN = "shutting_down"
+    # A command the protocol does not allow here: syntax error, unknown command or parameter,
+    # wrong order (RCPT before MAIL), bad HELO name, control characters in an argument.
+    BAD_COMMAND = "bad_command"
+    # A command line over 512 octets or a message line over 1000 octets (RFC 5321 4.5.3.1).
+    LINE_TOO_LONG = "line_too_long"
+    # Message content Baton will not carry: NUL bytes, 8-bit headers without 8BITMIME/SMTPUTF8.
+    BAD_CONTENT = "bad_content"
+    # The client talked before the greeting (a bot that does not wait for the server).
+    EARLY_TALKER = "early_talker"
+    # Idle past smtp_timeout_s or connected past smtp_session_timeout_s.
+    TIMEOUT = "timeout"
+    # More concurrent connections from one IP than smtp_max_connections_per_ip.
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    # AUTH refused unchecked because the IP or username failed too often recently.
+    AUTH_THROTTLED = "auth_throttled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +89,24 @@ TEMPFAIL_KAFKA = Reply(451, "4.3.0", "temporary failure, try again later", Rejec
 BACKPRESSURE = Reply(451, "4.3.0", "server busy, try again later", RejectReason.BACKPRESSURE)
 SHUTTING_DOWN = Reply(421, "4.3.2", "service shutting down", RejectReason.SHUTTING_DOWN)
 NEEDS_SMTPUTF8 = Reply(553, "5.6.7", "non-ASCII address requires SMTPUTF8", RejectReason.BAD_ADDRESS)
+# RFC 5321 4.5.3.1.4 and 4.5.3.1.6; Postfix's wording.
+COMMAND_TOO_LONG = Reply(500, "5.5.2", "line too long", RejectReason.LINE_TOO_LONG)
+TEXT_LINE_TOO_LONG = Reply(
+    500, "5.5.2", "line too long (over 998 octets in message)", RejectReason.LINE_TOO_LONG
+)
+NUL_IN_DATA = Reply(550, "5.6.0", "NUL character not allowed in message", RejectReason.BAD_CONTENT)
+EIGHT_BIT_HEADER = Reply(
+    550, "5.6.0", "8-bit header requires BODY=8BITMIME or SMTPUTF8", RejectReason.BAD_CONTENT
+)
+CONTROL_IN_COMMAND = Reply(501, "5.5.2", "control character in command", RejectReason.BAD_COMMAND)
+BAD_HELO = Reply(501, "5.5.2", "invalid HELO name", RejectReason.BAD_COMMAND)
+EARLY_TALKER = Reply(554, "5.5.1", "protocol error: talked before the greeting", RejectReason.EARLY_TALKER)
+# RFC 3463 X.4.2 "bad connection"; the same answer for idle and for the session deadline.
+TIMEOUT = Reply(421, "4.4.2", "timeout exceeded", RejectReason.TIMEOUT)
+TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "too many connections", RejectReason.TOO_MANY_CONNECTIONS)
+AUTH_THROTTLED = Reply(
+    454, "4.7.0", "too many authentication failures, try later", RejectReason.AUTH_THROTTLED
+)
 
 
 def check_reverse_path(address: str, *, smtputf8: bool) -> Reply | None:
@@ -82,10 +117,23 @@ def check_reverse_path(address: str, *, smtputf8: bool) -> Reply | None:
 
 
 def check_forward_path(address: str, *, smtputf8: bool) -> Reply | None:
-    """RCPT TO: a valid mailbox with a domain."""
+    """RCPT TO: a valid mailbox with a domain; an address literal must be a public address.
+
+    ``user@[127.0.0.1]`` or ``user@[10.0.0.5]`` would make the relay deliver to itself (a loop) or
+    into the network it runs in, which no sending application legitimately needs.
+    """
     if address == NULL_SENDER:
         return _bad("null recipient not allowed")
-    return check_mailbox(address, smtputf8=smtputf8)
+    refusal = check_mailbox(address, smtputf8=smtputf8)
+    if refusal is not None:
+        return refusal
+    domain = address.rpartition("@")[2]
+    if domain.startswith("["):
+        literal = domain[1:-1]
+        ip = ipaddress.ip_address(literal[5:] if literal[:5].lower() == "ipv6:" else literal)
+        if not ip.is_global:
+            return _bad("address literal of a non-public address not allowed")
+    return None
 
 
 def check_mailbox(address: str, *, smtputf8: bool) -> Reply | None:
@@ -122,6 +170,9 @@ def check_mailbox(address: str, *, smtputf8: bool) -> Reply | None:
         return _bad("bang paths not allowed")
     if "@" in local or ":" in local or "," in local:
         return _bad("routing characters in local part not allowed")
+    if " " in local and not (local.startswith('"') and local.endswith('"')):
+        # Unquoted whitespace is no RFC 5321 dot-string; the router would strip or refuse it.
+        return _bad("whitespace in local part not allowed")
     if not _valid_domain(domain):
         return _bad("invalid domain")
     return None
@@ -132,7 +183,8 @@ def _valid_domain(domain: str) -> bool:
         literal = domain[1:-1]
         try:
             if literal[:5].lower() == "ipv6:":
-                return ipaddress.ip_address(literal[5:]).version == 6
+                # No zone ids ("%eth0"): they name an interface of this host, never a destination.
+                return "%" not in literal and ipaddress.ip_address(literal[5:]).version == 6
             return ipaddress.ip_address(literal).version == 4
         except ValueError:
             return False
@@ -144,6 +196,12 @@ def _valid_domain(domain: str) -> bool:
         if label.startswith("-") or label.endswith("-"):
             return False
         if not all(c.isalnum() or c == "-" for c in label):
+            return False
+    if not domain.isascii():
+        # U-labels must also be valid IDNA (bidi and joiner rules), or the router could not route it.
+        try:
+            encode_domain(domain)
+        except ValueError:
             return False
     return True
 
@@ -170,4 +228,34 @@ def check_recipient_count(current: int, limit: int) -> Reply | None:
     """``current`` recipients are already accepted; one more is allowed while under ``limit``."""
     if current >= limit:
         return TOO_MANY_RECIPIENTS
+    return None
+
+
+def check_helo(name: str) -> Reply | None:
+    """HELO/EHLO argument: a hostname (underscores tolerated, as Postfix does) or an address literal.
+
+    Anything else (spaces, control characters, ``<>``, non-ASCII) is refused: the name is copied
+    into the Received header, and a client that cannot name itself is not a mail client.
+    """
+    if name.startswith("[") and name.endswith("]"):
+        return None if _valid_domain(name) else BAD_HELO
+    if not name.isascii() or len(name) > MAX_DOMAIN:
+        return BAD_HELO
+    labels = name.removesuffix(".").split(".")
+    for label in labels:
+        if not label or len(label) > MAX_LABEL or not all(c.isalnum() or c in "-_" for c in label):
+            return BAD_HELO
+        if label.startswith("-") or label.endswith("-"):
+            return BAD_HELO
+    return None
+
+
+def check_command_argument(arg: str | None) -> Reply | None:
+    """Refuse NUL, CR and other control characters (tab excepted) in a command's argument.
+
+    aiosmtpd splits commands on LF only, so a CR inside a line reaches the argument; nothing
+    legitimate puts one there, and it must never reach a header.
+    """
+    if arg is not None and any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in arg):
+        return CONTROL_IN_COMMAND
     return None

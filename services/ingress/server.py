@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import collections
+import functools
 import logging
 import time
 from base64 import b64decode
@@ -16,13 +18,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, TLSSetupException
 from sqlalchemy import Engine
 
 from baton.settings import Settings
 from baton.v1 import envelope_pb2
-from services.ingress import accounts, message, metrics, policy
+from services.ingress import accounts, message, metrics, policy, replies
 from services.ingress.errors import SubmitError
+from services.ingress.throttle import FailureThrottle
 from services.ingress.tls import server_context
 
 log = logging.getLogger(__name__)
@@ -38,13 +41,10 @@ MAX_AUTH_FAILURES = 3
 _HEADER_ALLOWANCE = 64 * 1024
 # Poll interval of the drain loop.
 _DRAIN_POLL_S = 0.05
-
-# aiosmtpd answers these itself, without enhanced status codes; Baton rewrites them on the way out
-# so clients see RFC 3463 codes and the rejections are counted.
-_LIBRARY_REPLIES: dict[str, policy.Reply] = {
-    "552 Error: Too much mail data": policy.MESSAGE_TOO_BIG,
-    "552 Error: message size exceeds fixed maximum message size": policy.MESSAGE_TOO_BIG,
-}
+# RFC 5321 4.5.3.1.4: 512 octets with the CRLF; aiosmtpd measures the line without it.
+COMMAND_LINE_LIMIT = 510
+# What EHLO adds to MAIL's limit: SIZE (RFC 1870) and SMTPUTF8 (RFC 6531) parameters.
+_MAIL_EXTENSION_ALLOWANCE = 26 + 10
 
 
 def _reject(reply: policy.Reply) -> str:
@@ -68,10 +68,81 @@ class _Session(Session):
 class _BatonSMTP(SMTP):
     """aiosmtpd's SMTP protocol with the few changes hooks cannot make (each says why)."""
 
+    # aiosmtpd's default (512) does not count the CRLF.
+    command_size_limit = COMMAND_LINE_LIMIT
+
     def __init__(self, handler: IngressHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._ingress = handler
         self.auth_failures = 0
+        # aiosmtpd keeps these limits in a class attribute shared by every connection, and each
+        # EHLO raises MAIL's limit again: a client could lift it for everybody. One per connection.
+        self.command_size_limits = collections.defaultdict(lambda: COMMAND_LINE_LIMIT)
+        # No control character in any command's argument reaches a hook or a header.
+        self._smtp_methods = {name: self._guarded(method) for name, method in self._smtp_methods.items()}
+        self._session_deadline: asyncio.TimerHandle | None = None
+        # The client IP holding one of smtp_max_connections_per_ip slots, once admitted.
+        self._slot_ip: str | None = None
+
+    def _guarded(self, method: Callable[[str | None], Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        @functools.wraps(method)  # keeps aiosmtpd's HELP attributes
+        async def guarded(arg: str | None) -> None:
+            refusal = policy.check_command_argument(arg)
+            if refusal is not None:
+                await self.push(_reject(refusal))
+                return
+            await method(arg)
+
+        return guarded
+
+    def reset_mail_limit(self) -> None:
+        """Called on every EHLO: MAIL's limit is the base plus the extensions, however many EHLOs."""
+        self.command_size_limits["MAIL"] = COMMAND_LINE_LIMIT + _MAIL_EXTENSION_ALLOWANCE
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self._session_deadline is None  # connection_made runs again after STARTTLS
+        super().connection_made(transport)
+        if first:
+            self._session_deadline = self.loop.call_later(
+                self._ingress.settings.smtp_session_timeout_s, self.close_with, policy.TIMEOUT
+            )
+
+    def _timeout_cb(self) -> None:
+        # aiosmtpd just drops an idle client; RFC 5321 4.5.3.2 wants a 421 first.
+        self.close_with(policy.TIMEOUT)
+
+    def close_with(self, reply: policy.Reply) -> None:
+        """Send ``reply`` (a 421 or 554) without waiting for the client, then close."""
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(f"{_reject(reply)}\r\n".encode())
+            transport.close()
+
+    async def _handle_client(self) -> None:
+        # With PROXY protocol the client is known only after the header: handle_PROXY admits it.
+        if self._proxy_timeout is None and not await self.admit():
+            return
+        await super()._handle_client()
+
+    async def admit(self) -> bool:
+        """Per-IP connection limit and greeting pause, before the banner; False: refused and closed."""
+        assert self.session is not None
+        ingress = self._ingress
+        ip = client_address(self.session, ingress.settings.smtp_proxy_protocol)[0]
+        if ingress.per_ip.get(ip, 0) >= ingress.settings.smtp_max_connections_per_ip:
+            self.close_with(policy.TOO_MANY_CONNECTIONS)
+            return False
+        ingress.per_ip[ip] = ingress.per_ip.get(ip, 0) + 1
+        self._slot_ip = ip
+        pause = ingress.settings.smtp_greet_pause_s
+        if pause > 0 and not policy.is_trusted(ip, ingress.trusted):
+            await asyncio.sleep(pause)
+            # Nothing may arrive before the banner (RFC 5321 4.3.1, PIPELINING starts after EHLO).
+            # aiosmtpd itself reaches into the reader's buffer the same way (STARTTLS).
+            if self._reader._buffer:  # type: ignore[attr-defined]
+                self.close_with(policy.EARLY_TALKER)
+                return False
+        return True
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
@@ -79,21 +150,41 @@ class _BatonSMTP(SMTP):
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # aiosmtpd's parser silently drops a source route (<@a,@b:user@c> becomes user@c); hand the
         # route on instead so the policy can refuse it.
-        address, rest = super()._getaddr(arg)
         stripped = arg.lstrip()
+        if stripped and (not stripped.startswith("<") or ">" not in stripped):
+            # RFC 5321 4.1.2: the path is in angle brackets. aiosmtpd would take a bare address
+            # (and guess where it ends); ('', '') makes it answer with its syntax error.
+            return "", ""
+        try:
+            address, rest = super()._getaddr(arg)
+        except Exception:
+            # The stdlib header parser behind aiosmtpd raises AttributeError/IndexError on some
+            # garbage (e.g. "<a@[>"); that is a syntax error of the client's, not ours.
+            return None, None
         if address and stripped.startswith("<@") and ">" in stripped:
             return stripped[1 : stripped.index(">")], rest
         return address, rest
 
     async def push(self, status: AnyStr) -> None:
-        if isinstance(status, str) and status in _LIBRARY_REPLIES:
-            await super().push(_reject(_LIBRARY_REPLIES[status]))
-            return
+        # aiosmtpd answers protocol errors itself; clients get Baton's codes and no echoed input.
+        if isinstance(status, str):
+            replacement = replies.rewrite(status)
+            if replacement is not None:
+                await super().push(_reject(replacement))
+                return
         await super().push(status)
 
     def connection_lost(self, error: Exception | None) -> None:
-        self._ingress.connections.discard(self)
-        metrics.CONNECTIONS_OPEN.set(len(self._ingress.connections))
+        ingress = self._ingress
+        ingress.connections.discard(self)
+        metrics.CONNECTIONS_OPEN.set(len(ingress.connections))
+        if self._session_deadline is not None:
+            self._session_deadline.cancel()
+        if self._slot_ip is not None:
+            left = ingress.per_ip.pop(self._slot_ip, 1) - 1
+            if left > 0:
+                ingress.per_ip[self._slot_ip] = left
+            self._slot_ip = None
         super().connection_lost(error)
 
     @property
@@ -142,17 +233,46 @@ class IngressHandler:
         self.pending = 0
         self.draining = False
         self.connections: set[_BatonSMTP] = set()
+        # Open connections per client IP (smtp_max_connections_per_ip); an IP leaves at zero.
+        self.per_ip: dict[str, int] = {}
+        # Not "auth_*": aiosmtpd takes every handler attribute with that prefix for a mechanism.
+        self.ip_auth_failures = FailureThrottle(
+            limit=settings.smtp_auth_max_failures_per_ip,
+            window_s=settings.smtp_auth_failure_window_s,
+            max_keys=settings.smtp_auth_throttle_max_keys,
+        )
+        self.user_auth_failures = FailureThrottle(
+            limit=settings.smtp_auth_max_failures_per_user,
+            window_s=settings.smtp_auth_failure_window_s,
+            max_keys=settings.smtp_auth_throttle_max_keys,
+        )
 
     # --- connection ----------------------------------------------------------------------------
 
     async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope, proxy_data: Any) -> bool:
         # aiosmtpd already refused a malformed header; PROXY UNKNOWN (load balancer health checks)
         # carries no address and falls back to the peer.
-        return bool(proxy_data)
+        if not proxy_data:
+            return False
+        assert isinstance(server, _BatonSMTP)
+        return await server.admit()
+
+    async def handle_HELO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str) -> str:
+        refusal = policy.check_helo(hostname)
+        if refusal is not None:
+            return _reject(refusal)
+        session.host_name = hostname
+        return f"250 {server.hostname}"
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
+        assert isinstance(server, _BatonSMTP)
+        server.reset_mail_limit()
+        refusal = policy.check_helo(hostname)
+        if refusal is not None:
+            # The name stays unset, so MAIL keeps answering 503 until a valid EHLO.
+            return [_reject(refusal)]
         # With this hook defined aiosmtpd leaves recording the name to us.
         session.host_name = hostname
         # aiosmtpd reads commands one line at a time, so pipelined commands just work; it only
@@ -164,6 +284,8 @@ class IngressHandler:
     # and verify in a worker thread.
 
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if await self._ip_throttled(server, "PLAIN"):
+            return AuthResult(success=False, handled=True)
         if len(args) == 1:
             blob = await server.challenge_auth("")
             if blob is MISSING:
@@ -186,6 +308,8 @@ class IngressHandler:
         return await self._check(server, "PLAIN", login, password)
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if await self._ip_throttled(server, "LOGIN"):
+            return AuthResult(success=False, handled=True)
         if len(args) == 1:
             login = await server.challenge_auth(SMTP.AuthLoginUsernameChallenge)
             if login is MISSING:
@@ -210,6 +334,8 @@ class IngressHandler:
             return await self._auth_failed(server, mechanism)
         if not username or not secret:
             return await self._auth_failed(server, mechanism)
+        if self.user_auth_failures.blocked(f"user:{username}"):
+            return await self._throttled(server, mechanism, "user")
         ok = await asyncio.to_thread(accounts.verify, self.engine, username, secret)
         if not ok:
             return await self._auth_failed(server, mechanism, username)
@@ -221,6 +347,10 @@ class IngressHandler:
         metrics.AUTH_ATTEMPTS.labels(mechanism=mechanism, result="failed").inc()
         metrics.REJECTIONS.labels(reason=policy.RejectReason.AUTH_FAILED.value).inc()
         log.debug("AUTH %s failed for %r", mechanism, username)
+        assert server.session is not None
+        self.ip_auth_failures.record_failure(f"ip:{self._client(server.session)[0]}")
+        if username:
+            self.user_auth_failures.record_failure(f"user:{username}")
         assert isinstance(server, _BatonSMTP)
         server.auth_failures += 1
         if server.auth_failures >= MAX_AUTH_FAILURES:
@@ -231,6 +361,20 @@ class IngressHandler:
         return AuthResult(
             success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
         )
+
+    async def _ip_throttled(self, server: SMTP, mechanism: str) -> bool:
+        assert server.session is not None
+        if not self.ip_auth_failures.blocked(f"ip:{self._client(server.session)[0]}"):
+            return False
+        await self._throttled(server, mechanism, "ip")
+        return True
+
+    async def _throttled(self, server: SMTP, mechanism: str, scope: str) -> AuthResult:
+        # Answered without looking at the password: a throttled guess learns nothing.
+        metrics.AUTH_ATTEMPTS.labels(mechanism=mechanism, result="throttled").inc()
+        metrics.AUTH_THROTTLED.labels(scope=scope).inc()
+        await server.push(_reject(policy.AUTH_THROTTLED))
+        return AuthResult(success=False, handled=True)
 
     # --- transaction ---------------------------------------------------------------------------
 
@@ -274,6 +418,17 @@ class IngressHandler:
         assert isinstance(data, bytes)  # decode_data=False
         if message.has_bare_newline(data):
             return _reject(policy.BARE_NEWLINE)
+        if message.has_nul(data):
+            return _reject(policy.NUL_IN_DATA)
+        if message.has_long_line(data):
+            return _reject(policy.TEXT_LINE_TOO_LONG)
+        if (
+            self.settings.smtp_strict_8bit_headers
+            and not envelope.smtp_utf8
+            and message.body_type(envelope.mail_options) != "8BITMIME"
+            and message.has_8bit_header(data)
+        ):
+            return _reject(policy.EIGHT_BIT_HEADER)
         if self.pending >= self.settings.smtp_max_pending:
             return _reject(policy.BACKPRESSURE)
         assert envelope.mail_from is not None
@@ -342,6 +497,11 @@ class IngressHandler:
         return f"250 2.0.0 Ok: queued as {message_id}"
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            # A scanner or a client with an old TLS stack: routine, not our error.
+            metrics.REJECTIONS.labels("tls_failed").inc()
+            log.info("STARTTLS handshake failed: %s", error)
+            return "454 4.7.0 TLS not available due to temporary reason"
         # aiosmtpd's default answer would show the exception text to the client.
         log.exception("SMTP session error", exc_info=error)
         return "451 4.3.0 internal error, try again later"

@@ -11,8 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-import dns.exception
-import dns.name
+from baton.addresses import encode_domain as encode_domain  # re-exported: the router's callers use it here
 
 
 @dataclass(frozen=True)
@@ -36,21 +35,6 @@ class RecipientGroups:
     # Destination domain -> its recipients, both in first-seen order.
     by_domain: dict[str, list[Recipient]]
     invalid: list[BadRecipient]
-
-
-def encode_domain(domain: str) -> str:
-    """Lowercase, IDNA 2008 (UTS 46 mapped) A-label form without the final dot; ``ValueError`` if invalid."""
-    text = domain.strip().rstrip(".").lower()
-    if not text:
-        raise ValueError("empty domain")
-    try:
-        name = dns.name.from_unicode(text, idna_codec=dns.name.IDNA_2008_Practical)
-    except (dns.exception.DNSException, UnicodeError) as exc:
-        raise ValueError(f"invalid domain {domain!r}: {exc}") from exc
-    encoded = name.to_text(omit_final_dot=True).lower()
-    if encoded.startswith(".") or ".." in encoded:
-        raise ValueError(f"invalid domain {domain!r}")
-    return encoded
 
 
 def address_literal_ip(domain: str) -> str | None:

@@ -20,8 +20,8 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from baton.addresses import encode_domain
 from baton.v1 import delivery_pb2
-from services.router.addresses import encode_domain
 
 
 def parse_host_port(text: str) -> tuple[str, int]:

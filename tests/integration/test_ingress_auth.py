@@ -51,6 +51,7 @@ async def server(
         # 127.0.0.1 is untrusted here: only AUTH lets it relay.
         smtp_trusted_networks=["10.255.0.0/16"],
         smtp_timeout_s=5.0,
+        smtp_greet_pause_s=0.0,
     )
     srv = await start_smtp_server(settings, submit, engine)
     yield srv

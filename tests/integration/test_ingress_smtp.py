@@ -69,6 +69,7 @@ async def start(tmp_path: Path, submit: Recorder, engine: Engine) -> AsyncIterat
             "smtp_hostname": "mx.baton.test",
             "smtp_dev_tls_dir": str(tmp_path / "tls"),
             "smtp_timeout_s": 5.0,
+            "smtp_greet_pause_s": 0.0,
             "instance": "ingress-test",
         }
         values.update(overrides)

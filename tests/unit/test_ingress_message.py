@@ -151,3 +151,15 @@ def test_build_envelope() -> None:
     assert list(env.rcpt_to) == ["a@example.com"]
     assert (env.client_port, env.ingress_host, env.tls_version) == (4000, "ingress-0", "TLSv1.3")
     assert env.SerializeToString()
+
+
+def test_long_line_limit_is_998_octets_without_crlf() -> None:
+    assert not message.has_long_line(b"a" * 998 + b"\r\n" + b"b" * 998)
+    assert message.has_long_line(b"x\r\n" + b"a" * 999 + b"\r\n")
+
+
+def test_nul_and_8bit_header_checks() -> None:
+    assert message.has_nul(b"a\x00b")
+    assert not message.has_nul(b"ab")
+    assert message.has_8bit_header("Subject: café\r\n\r\nbody".encode())
+    assert not message.has_8bit_header("Subject: cafe\r\n\r\ncafé".encode())
