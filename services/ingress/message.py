@@ -57,7 +57,6 @@ def has_bare_newline(data: bytes) -> bool:
 # RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF (not counting the dot
 # added for transparency, which aiosmtpd has already removed).
 MAX_TEXT_LINE = 998
-_LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_TEXT_LINE + 1))
 _EIGHT_BIT = re.compile(rb"[\x80-\xff]")
 
 
@@ -69,7 +68,11 @@ def has_long_line(data: bytes) -> bool:
     delivery violate RFC 5321, so the receiving MX may refuse or truncate them later. The client
     gets a clear synchronous 5xx instead of a bounce or a silently altered message.
     """
-    return _LONG_LINE.search(data) is not None
+    if len(data) <= MAX_TEXT_LINE:
+        return False
+    # Linear and in C: the regex [^\r\n]{999} retried at every offset of a line (quadratic), and
+    # was 39% of ingress CPU in the bench profile.
+    return max(map(len, data.replace(b"\r", b"\n").split(b"\n"))) > MAX_TEXT_LINE
 
 
 def has_nul(data: bytes) -> bool:

@@ -13,6 +13,7 @@ returned instead. That is what lets the Kafka loop replay a record after a crash
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -96,6 +97,7 @@ class Deliverer:
         self._default_port = default_port
         self._now_ms = now_ms
         self._owned_engine = owned_engine
+        self._turns: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
     @classmethod
     def from_settings(
@@ -119,6 +121,23 @@ class Deliverer:
 
     async def deliver(self, delivery: delivery_pb2.Delivery) -> list[outcome_pb2.Outcome]:
         """One Outcome per distinct recipient of ``delivery``, in the order the recipients are listed."""
+        # A replay upstream can put the same Delivery twice into one batch; the copies would both
+        # miss the dedupe log, which is written only after the remote's answer. Copies for the
+        # same message and domain therefore take turns, and the later one finds the record.
+        key = (delivery.message_id, delivery.domain)
+        lock, users = self._turns.get(key, (asyncio.Lock(), 0))
+        self._turns[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._deliver(delivery)
+        finally:
+            lock, users = self._turns[key]
+            if users == 1:
+                del self._turns[key]
+            else:
+                self._turns[key] = (lock, users - 1)
+
+    async def _deliver(self, delivery: delivery_pb2.Delivery) -> list[outcome_pb2.Outcome]:
         recipients = list(dict.fromkeys(delivery.recipients))
         known = await self._dedupe.lookup(delivery.message_id, recipients)
         if known:

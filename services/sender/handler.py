@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from google.protobuf.message import DecodeError
+from sqlalchemy.exc import OperationalError
 
-from baton.kafka.stage import InvalidRecord, Output, Record
+from baton.kafka.stage import InvalidRecord, Output, Record, RetriableError
 from baton.settings import Settings
 from baton.v1 import delivery_pb2
 from services.sender.deliver import Deliverer
@@ -25,5 +26,9 @@ class SenderHandler:
             raise InvalidRecord(f"not a Delivery: {exc}") from exc
         if not delivery.message_id or not delivery.recipients or not delivery.route.hosts:
             raise InvalidRecord("Delivery without message id, recipients or route")
-        outcomes = await self._deliverer.deliver(delivery)
+        try:
+            outcomes = await self._deliverer.deliver(delivery)
+        except OperationalError as exc:
+            # The dedupe store is down: wait and replay; never dead-letter a good delivery for it.
+            raise RetriableError(f"dedupe store unavailable: {exc}") from exc
         return [Output(self._result, o.SerializeToString(), key=o.sender_identity.encode()) for o in outcomes]

@@ -404,6 +404,19 @@ async def test_a_replayed_delivery_is_delivered_once(
     assert metric("baton_sender_dedupe_hits_total") == hits + 2
 
 
+async def test_copies_of_one_delivery_in_one_batch_are_delivered_once(
+    make_sink: SinkFactory, deliverer: Deliverer
+) -> None:
+    # A replay upstream can hand the sender the same Delivery twice at once (one stage batch).
+    sink = make_sink()
+    d = delivery([("mx", ["127.0.0.1"], sink.port)], ["bob@example.test"])
+
+    results = await asyncio.gather(*(deliverer.deliver(d) for _ in range(3)))
+
+    assert len(sink.messages) == 1
+    assert {r[0].SerializeToString() for r in results} == {results[0][0].SerializeToString()}
+
+
 async def test_a_replay_after_a_crash_with_a_fresh_deliverer_sends_nothing(
     make_sink: SinkFactory, engine: Engine
 ) -> None:
