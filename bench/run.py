@@ -64,7 +64,7 @@ class Params:
     timeout: float
     stall: float
     database: str
-    postfix_concurrency: int
+    destination_concurrency: int
 
 
 def _replicas(text: str) -> dict[str, int]:
@@ -110,7 +110,13 @@ def parse_args(argv: list[str] | None = None) -> Params:
     option("timeout", float, 900.0, "bound in seconds on each system's load and on its drain")
     option("stall", float, 60.0, "stop waiting for deliveries after this long without one")
     option("database", str, "auto", "Baton's store: postgres, sqlite or auto (postgres when it answers)")
-    option("postfix-concurrency", int, 50, "Postfix's per-destination concurrency limit")
+    option(
+        "destination-concurrency",
+        int,
+        20,
+        "connections per destination for both relays (Baton's BATON_DELIVERY_POOL_SIZE, Postfix's "
+        "default_destination_concurrency_limit), so neither is shaped more tightly than the other",
+    )
     skip = _flag(env.get("BENCH_SKIP_POSTFIX", ""))
     install = _flag(env.get("BENCH_INSTALL_POSTFIX", ""))
     parser.add_argument(
@@ -406,6 +412,7 @@ def run_baton(params: Params, dns: Dnsmasq, sink: SinkProcess, work: Path) -> di
             "BATON_DATABASE_URL": url,
             "BATON_SMTP_DEV_TLS_DIR": str(work / "tls"),
             "BATON_LOG_LEVEL": "WARNING",
+            "BATON_DELIVERY_POOL_SIZE": str(params.destination_concurrency),
         }
         relay = LocalRelay(work, env, replicas=params.replicas)
         stack.callback(relay.stop)
@@ -438,7 +445,7 @@ def run_postfix(params: Params, sink: SinkProcess, work: Path) -> dict[str, Any]
     routes = {d: f"127.0.0.{FIRST_MX_OCTET + k}" for k, d in enumerate(domains(params.domains))}
     port = free_port()
     instance = postfix.PostfixRelay(
-        port, routes, sink.port, concurrency=params.postfix_concurrency, keep_log=work / "postfix-maillog"
+        port, routes, sink.port, concurrency=params.destination_concurrency, keep_log=work / "postfix-maillog"
     )
     with instance:
         master = instance.master_pid()

@@ -20,7 +20,6 @@ from baton.v1 import envelope_pb2
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 # A CR not followed by LF, or an LF not preceded by CR.
-_BARE_NEWLINE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _HEADER_END = re.compile(rb"\r\n\r\n")
 # Longest HELO name copied into headers and records; RFC 1035 bounds a hostname at 255.
 _MAX_HELO = 255
@@ -51,7 +50,9 @@ def has_bare_newline(data: bytes) -> bool:
     messages (like Postfix's smtpd_forbid_bare_newline) means no `\\n.\\n`-style end of data that
     a downstream server might honour can ever travel on inside a message we accepted.
     """
-    return _BARE_NEWLINE.search(data) is not None
+    # Byte operations in C; the equivalent regex was 9% of ingress CPU in the bench profile.
+    rest = data.replace(b"\r\n", b"")
+    return b"\r" in rest or b"\n" in rest
 
 
 # RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF (not counting the dot
