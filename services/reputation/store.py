@@ -7,6 +7,7 @@ FastAPI's thread pool. The schema comes from the Alembic migrations (``baton.db.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,7 @@ class TimelineStore:
         stmt: Insert = (
             self._insert(MessageEvent)
             .on_conflict_do_nothing(index_elements=["message_id", "kind", "key"])
-            .returning(MessageEvent.id)
+            .returning(MessageEvent.kind)
         )
         return stmt
 
@@ -69,19 +70,19 @@ class TimelineStore:
         A row whose step (message_id, kind, key) is already stored is skipped, so replaying a
         record after a crash neither duplicates nor fails.
         """
-        stmt = self._insert_ignoring_duplicates()
-        inserted: list[str] = []
-        duplicates: list[str] = []
+        batch = [dict(row) for row in rows]
+        if not batch:
+            return 0
+        # One statement for the batch (SQLAlchemy's "insertmanyvalues"); RETURNING yields the rows
+        # that were new, so the skipped ones are the difference, counted per kind.
         with self._engine.begin() as conn:
-            for row in rows:
-                new = conn.execute(stmt, dict(row)).first() is not None
-                (inserted if new else duplicates).append(row["kind"])
+            inserted = Counter(kind for (kind,) in conn.execute(self._insert_ignoring_duplicates(), batch))
+        offered = Counter(str(row["kind"]) for row in batch)
         # Counted after the commit so a rolled-back batch is not counted.
-        for kind in inserted:
-            EVENTS_RECORDED.labels(kind).inc()
-        for kind in duplicates:
-            EVENTS_DUPLICATE.labels(kind).inc()
-        return len(inserted)
+        for kind, count in offered.items():
+            EVENTS_RECORDED.labels(kind).inc(inserted[kind])
+            EVENTS_DUPLICATE.labels(kind).inc(count - inserted[kind])
+        return sum(inserted.values())
 
     def timeline(self, message_id: str) -> list[StoredEvent]:
         """The message's steps, oldest first (ties in time keep the order they were stored)."""
