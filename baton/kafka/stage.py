@@ -28,10 +28,12 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
 
 from baton import metrics
 from baton.bootstrap import Lifecycle
@@ -76,6 +78,19 @@ class DlqLimitExceeded(StageError):
 
 
 Record = Any  # aiokafka.structs.ConsumerRecord, untyped upstream
+M = TypeVar("M", bound=ProtoMessage)
+
+
+def decode(message_type: type[M], value: bytes | None) -> M:
+    """``value`` parsed as ``message_type``; InvalidRecord (so: the DLQ) when it is not one."""
+    message = message_type()
+    try:
+        message.ParseFromString(value or b"")
+    except DecodeError as exc:
+        raise InvalidRecord(f"undecodable {message_type.__name__}: {exc}") from exc
+    return message
+
+
 Handler = Callable[[Record], Awaitable[Sequence[Output]]]
 
 

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from google.protobuf.message import DecodeError
 from prometheus_client import Counter
 
-from baton.kafka.stage import InvalidRecord, Output, Record
+from baton.kafka.stage import InvalidRecord, Output, Record, decode
 from baton.v1 import outcome_pb2
 
 
 def decode_outcome(value: bytes | None) -> outcome_pb2.Outcome:
-    outcome = outcome_pb2.Outcome()
-    try:
-        outcome.ParseFromString(value or b"")
-    except DecodeError as exc:
-        raise InvalidRecord(f"not an Outcome: {exc}") from exc
+    outcome = decode(outcome_pb2.Outcome, value)
     if not outcome.message_id or outcome.status == outcome_pb2.OUTCOME_STATUS_UNSPECIFIED:
         raise InvalidRecord("Outcome without message_id or status")
     return outcome

@@ -5,9 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from google.protobuf.message import DecodeError
-
-from baton.kafka.stage import InvalidRecord, Output, Record
+from baton.kafka.stage import InvalidRecord, Output, Record, decode
 from baton.settings import Settings
 from baton.v1 import envelope_pb2, verdict_pb2
 from services.filter.inspect import inspect_message
@@ -17,11 +15,7 @@ def decode_envelope(value: bytes | None) -> envelope_pb2.Envelope:
     """The Envelope in a record, or InvalidRecord when it is not a usable one."""
     if not value:
         raise InvalidRecord("empty record")
-    envelope = envelope_pb2.Envelope()
-    try:
-        envelope.ParseFromString(value)
-    except DecodeError as exc:
-        raise InvalidRecord(f"not an Envelope: {exc}") from exc
+    envelope = decode(envelope_pb2.Envelope, value)
     if not envelope.message_id:
         raise InvalidRecord("Envelope without message_id")
     if not envelope.rcpt_to:

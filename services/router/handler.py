@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from google.protobuf.message import DecodeError
-
-from baton.kafka.stage import InvalidRecord, Output, Record
+from baton.kafka.stage import Output, Record, decode
 from baton.settings import Settings
 from baton.v1 import verdict_pb2
 from services.router.planner import Planner
@@ -20,12 +18,7 @@ class RouterHandler:
         self._planner = planner
 
     async def __call__(self, record: Record) -> Sequence[Output]:
-        message = verdict_pb2.FilteredMessage()
-        try:
-            message.ParseFromString(record.value or b"")
-        except DecodeError as exc:
-            raise InvalidRecord(f"not a FilteredMessage: {exc}") from exc
-        plan = await self._planner.plan(message)
+        plan = await self._planner.plan(decode(verdict_pb2.FilteredMessage, record.value))
         outputs = [
             Output(self._routed, d.SerializeToString(), key=d.domain.encode()) for d in plan.deliveries
         ]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from google.protobuf.message import DecodeError
 from sqlalchemy.exc import OperationalError
 
-from baton.kafka.stage import InvalidRecord, Output, Record, RetriableError
+from baton.kafka.stage import InvalidRecord, Output, Record, RetriableError, decode
 from baton.settings import Settings
 from baton.v1 import delivery_pb2
 from services.sender.deliver import Deliverer
@@ -19,11 +18,7 @@ class SenderHandler:
         self._deliverer = deliverer
 
     async def __call__(self, record: Record) -> Sequence[Output]:
-        delivery = delivery_pb2.Delivery()
-        try:
-            delivery.ParseFromString(record.value or b"")
-        except DecodeError as exc:
-            raise InvalidRecord(f"not a Delivery: {exc}") from exc
+        delivery = decode(delivery_pb2.Delivery, record.value)
         if not delivery.message_id or not delivery.recipients or not delivery.route.hosts:
             raise InvalidRecord("Delivery without message id, recipients or route")
         try:

@@ -50,8 +50,8 @@ def test_a_body_reference_without_a_body_is_refused_until_a_blob_store_exists() 
     [
         (None, "empty record"),
         (b"", "empty record"),
-        (b"\xff\xff\xff", "not an Envelope"),
-        (b"garbage", "not an Envelope"),
+        (b"\xff\xff\xff", "undecodable Envelope"),
+        (b"garbage", "undecodable Envelope"),
         # Valid wire format (field 1 as a varint) but no usable Envelope.
         (b"\x08\x01", "without message_id"),
         (_envelope(message_id="").SerializeToString(), "without message_id"),
@@ -69,7 +69,7 @@ def test_a_message_id_that_is_not_utf8_is_invalid() -> None:
     valid = _envelope(message_id="m-é").SerializeToString()
     broken = valid.replace("m-é".encode(), b"m-\xff\xfe")
     assert broken != valid
-    with pytest.raises(InvalidRecord, match="not an Envelope"):
+    with pytest.raises(InvalidRecord, match="undecodable Envelope"):
         decode_envelope(broken)
 
 
