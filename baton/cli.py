@@ -8,7 +8,9 @@ baton topics create            create the Kafka topics with their partition coun
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -16,14 +18,19 @@ import sys
 import threading
 from pathlib import Path
 
-# What `baton run` sets when the user did not: everything on loopback, and all mail to the local
-# sink so a fresh checkout never sends to the Internet.
-DEV_DEFAULTS = {
-    "BATON_ROUTES": '{"*": "127.0.0.1:2526"}',
-    "BATON_ROUTER_ALLOW_LOOPBACK": "true",
-    "BATON_DATABASE_URL": "sqlite:///var/baton.db",
-}
 DEV_BROKER_PORT = 9092
+DEV_SINK_PORT = 2526
+
+
+def dev_defaults(workdir: Path, sink_port: int) -> dict[str, str]:
+    """What `baton run` sets when the user did not: everything on loopback, and all mail to the
+    local sink so a fresh checkout never sends to the Internet."""
+    return {
+        "BATON_ROUTES": json.dumps({"*": f"127.0.0.1:{sink_port}"}),
+        "BATON_ROUTER_ALLOW_LOOPBACK": "true",
+        "BATON_DATABASE_URL": f"sqlite:///{workdir / 'baton.db'}",
+        "BATON_SMTP_DEV_TLS_DIR": str(workdir / "tls"),
+    }
 
 
 def _port_free(port: int) -> bool:
@@ -35,15 +42,19 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def run_local() -> int:
+def run_local(argv: list[str]) -> int:
     from baton.dev.ports import free_port
     from baton.dev.supervisor import LocalRelay
 
-    env = {k: os.environ.get(k, v) for k, v in DEV_DEFAULTS.items()}
+    parser = argparse.ArgumentParser(prog="baton run", description="the whole relay on this machine")
+    parser.add_argument("--workdir", type=Path, default=Path("var"), help="store, logs, sink (var/)")
+    parser.add_argument("--sink-port", type=int, default=DEV_SINK_PORT, help="the local sink's port")
+    args = parser.parse_args(argv)
+    workdir: Path = args.workdir
+    env = {k: os.environ.get(k, v) for k, v in dev_defaults(workdir, args.sink_port).items()}
     broker_port = DEV_BROKER_PORT if _port_free(DEV_BROKER_PORT) else free_port()
-    relay = LocalRelay(
-        Path("var"), env, broker_port=broker_port, extra={"sink": "baton.dev.sink"}, console=True
-    )
+    sink = f"baton.dev.sink --port {args.sink_port} --maildir {workdir / 'sink'}"
+    relay = LocalRelay(workdir, env, broker_port=broker_port, extra={"sink": sink}, console=True)
     settings = relay.settings()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -54,8 +65,8 @@ def run_local() -> int:
             f"  SMTP submission   {settings.smtp_host}:{settings.smtp_port}\n"
             f"  reputation API    http://{settings.api_host}:{settings.api_port}/messages/<id>\n"
             f"  Kafka (Tansu)     {relay.broker.bootstrap}\n"
-            f"  local sink        127.0.0.1:2526 -> var/sink/new/\n"
-            f"  logs              var/logs/\n"
+            f"  local sink        127.0.0.1:{args.sink_port} -> {workdir / 'sink' / 'new'}/\n"
+            f"  logs              {workdir / 'logs'}/\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -84,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command, rest = (args[0], args[1:]) if args else ("", [])
     if command == "run":
-        return run_local()
+        return run_local(rest)
     if command == "accounts":
         from services.ingress.accounts import cli as accounts_cli
 

@@ -36,6 +36,7 @@ class ServiceProcess:
     """One service process (``python -m services.<name>``) with its own admin port."""
 
     name: str
+    # "package.module [args...]", run as python -m.
     module: str
     env: dict[str, str]
     log_dir: Path
@@ -50,7 +51,7 @@ class ServiceProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._log = (self.log_dir / f"{self.name}.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module],
+            [sys.executable, "-m", *self.module.split()],
             env=env,
             stdout=subprocess.PIPE if self.console else self._log,
             stderr=subprocess.STDOUT,
@@ -149,7 +150,9 @@ class LocalRelay:
             self.processes[name] = [
                 self._process(name, f"services.{name}", i) for i in range((replicas or {}).get(name, 1))
             ]
-        # Extra processes that are not services (the development sink): name -> module.
+        # Extra processes that are not services (the development sink): name -> module. They have
+        # no admin endpoint, so readiness is only asked of the services.
+        self._services = tuple(services)
         for name, module in (extra or {}).items():
             self.processes[name] = [self._process(name, module, 0)]
 
@@ -189,7 +192,8 @@ class LocalRelay:
 
     def wait_ready(self, timeout_s: float, names: tuple[str, ...] | None = None) -> None:
         deadline = time.monotonic() + timeout_s
-        pending = [p for n, procs in self.processes.items() if names is None or n in names for p in procs]
+        names = self._services if names is None else names
+        pending = [p for n, procs in self.processes.items() if n in names for p in procs]
         while pending:
             pending = [p for p in pending if not p.ready()]
             dead = [p.name for p in pending if not p.alive]
