@@ -33,7 +33,6 @@ import pytest
 from sqlalchemy import Engine
 
 from baton.settings import Settings
-from baton.store import Base, make_engine
 from baton.v1 import envelope_pb2
 from services.ingress.server import IngressServer, start_smtp_server
 
@@ -58,14 +57,6 @@ class Recorder:
 
 
 StartServer = Callable[..., Awaitable[IngressServer]]
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Any:
-    engine = make_engine(f"sqlite:///{tmp_path / 'baton.db'}")
-    Base.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
-from baton.store import Base, make_engine
 from services.ingress import accounts
 from services.ingress.server import IngressServer, start_smtp_server
 from tests.integration.test_ingress_abuse import Raw, Recorder, matches, settings
@@ -30,12 +29,10 @@ def b64(text: str) -> str:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Any:
-    engine = make_engine(f"sqlite:///{tmp_path / 'baton.db'}")
-    Base.metadata.create_all(engine)
+def engine(engine: Engine) -> Engine:
+    """The shared scratch store, with one account."""
     accounts.add_account(engine, USER, PASSWORD)
-    yield engine
-    engine.dispose()
+    return engine
 
 
 StartServer = Callable[..., Awaitable[IngressServer]]

@@ -17,7 +17,6 @@ from tests.integration.test_ingress_abuse import (
     Raw,
     Recorder,
     StartServer,
-    engine,
     good_transaction,
     matches,
     run_case,
@@ -25,7 +24,7 @@ from tests.integration.test_ingress_abuse import (
     submit,
 )
 
-__all__ = ["engine", "start", "submit"]  # fixtures shared with the table-driven suite
+__all__ = ["start", "submit"]  # fixtures shared with the table-driven suite
 
 TIMEOUT_S = 0.3
 

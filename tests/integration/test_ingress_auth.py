@@ -9,26 +9,22 @@ from base64 import b64encode
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import aiosmtplib
 import pytest
 from sqlalchemy import Engine
 
 from baton.settings import Settings
-from baton.store import Base, make_engine
 from baton.v1 import envelope_pb2
 from services.ingress import accounts
 from services.ingress.server import IngressServer, start_smtp_server
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Any:
-    engine = make_engine(f"sqlite:///{tmp_path / 'baton.db'}")
-    Base.metadata.create_all(engine)
+def engine(engine: Engine) -> Engine:
+    """The shared scratch store, with one account."""
     accounts.add_account(engine, "alice@client.example", "correct horse")
-    yield engine
-    engine.dispose()
+    return engine
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
 from baton.settings import Settings
-from baton.store import Base, make_engine
 from baton.v1 import envelope_pb2
 from services.ingress.errors import SubmitError
 from services.ingress.server import IngressServer, start_smtp_server
@@ -43,14 +42,6 @@ class Recorder:
 
 
 StartServer = Callable[..., Awaitable[IngressServer]]
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Any:
-    engine = make_engine(f"sqlite:///{tmp_path / 'baton.db'}")
-    Base.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from baton.store import Base, SentRecord, make_engine
+from baton.store import SentRecord
 from baton.v1 import delivery_pb2, outcome_pb2
 from services.sender.dedupe import DedupeLog
 from services.sender.deliver import Deliverer
@@ -27,14 +26,6 @@ BOUNCED = outcome_pb2.OUTCOME_STATUS_BOUNCED
 BODY = b"Message-ID: <m-1@baton.test>\r\nFrom: a@sender.test\r\nSubject: hello\r\n\r\nHello there.\r\n"
 
 SinkFactory = Callable[..., RecordingSink]
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'sender.db'}")
-    Base.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

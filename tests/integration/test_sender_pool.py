@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import Engine
 
 from baton.settings import Settings
-from baton.store import Base, make_engine
+from baton.store import Base
 from baton.v1 import delivery_pb2, outcome_pb2
 from services.sender.dedupe import DedupeLog
 from services.sender.deliver import Deliverer
@@ -33,14 +33,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'sender.db'}")
-    Base.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
