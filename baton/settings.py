@@ -134,10 +134,22 @@ class Settings(BaseSettings):
     delivery_pool_size: int = Field(default=4, ge=1)
     delivery_pool_idle_s: float = Field(default=30.0, gt=0)
     delivery_max_messages_per_connection: int = Field(default=100, ge=1)
+    # Pauses before the next attempt for deferred recipients; the last one repeats. Each delay has
+    # its own topic "<routed>.retry.<delay>s", so records of a topic fall due in their order.
+    retry_schedule_s: list[int] = [60, 600, 3600, 14400]
+    # Deferred recipients this long after acceptance expire (RFC 5321 4.5.4.1 suggests 4-5 days).
+    retry_max_age_s: float = Field(default=5 * 86400, gt=0)
 
     # --- reputation API --------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)
+
+    @field_validator("retry_schedule_s")
+    @classmethod
+    def _schedule_positive(cls, value: list[int]) -> list[int]:
+        if not value or any(d <= 0 for d in value):
+            raise ValueError("retry_schedule_s needs at least one positive delay")
+        return value
 
     @field_validator("smtp_trusted_networks")
     @classmethod
@@ -165,6 +177,9 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def retry_topics(self) -> list[str]:
+        return [f"{self.topic_routed}.retry.{delay}s" for delay in dict.fromkeys(self.retry_schedule_s)]
 
     def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(n, strict=False) for n in self.smtp_trusted_networks]

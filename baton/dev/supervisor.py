@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, get_origin
 
 from baton.dev.broker import Broker
 from baton.dev.ports import free_port
@@ -167,7 +167,8 @@ class LocalRelay:
         for key, value in self.env.items():
             name = key.removeprefix("BATON_").lower()
             if key.startswith("BATON_") and name in Settings.model_fields:
-                complex_type = Settings.model_fields[name].annotation in (list[str], dict[str, str])
+                # Lists and dicts come as JSON, as pydantic-settings reads them from the environment.
+                complex_type = get_origin(Settings.model_fields[name].annotation) in (list, dict)
                 values[name] = json.loads(value) if complex_type else value
         return Settings.model_validate(values)
 

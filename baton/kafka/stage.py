@@ -16,6 +16,10 @@ A service supplies a handler ``async (record) -> Sequence[Output]``; this module
   offsets and the batch is replayed after a backoff.
 * **Tracing.** Each record's ``traceparent`` header is continued in its outputs, and the message id
   header travels along so logs and the DLQ can name the message.
+* **Delayed topics.** A record with a ``baton-not-before`` header (Unix ms) is not handled before
+  that time: its partition is paused and rewound to it, and resumed when it is due. Records of one
+  delayed topic share one delay, so a partition is in due order and nothing behind the first
+  not-yet-due record is due either. Consumers stay in their group meanwhile (no handler sleeps).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from baton.tracing import TraceContext
 log = logging.getLogger(__name__)
 
 MESSAGE_ID_HEADER = "baton-message-id"
+NOT_BEFORE_HEADER = "baton-not-before"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,13 @@ def decode(message_type: type[M], value: bytes | None) -> M:
 
 
 Handler = Callable[[Record], Awaitable[Sequence[Output]]]
+
+
+def _as_ms(value: bytes) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0  # a malformed delay never holds a partition back
 
 
 def header(record: Record, name: str) -> bytes | None:
@@ -160,6 +172,8 @@ class Stage:
         self._window = _DlqWindow(settings.dlq_window, settings.dlq_max_ratio, settings.dlq_min_records)
         self._retry_backoff_max_s = retry_backoff_max_s
         self._committed: dict[TopicPartition, int] = {}
+        # Partitions paused until their next record is due (Unix seconds).
+        self._paused: dict[TopicPartition, float] = {}
         self._started = False
         self.lock = asyncio.Lock()
 
@@ -172,6 +186,7 @@ class Stage:
 
     def forget(self, tp: TopicPartition) -> None:
         self._committed.pop(tp, None)
+        self._paused.pop(tp, None)
         with contextlib.suppress(KeyError):
             metrics.STAGE_LAG.remove(self.name, tp.topic, str(tp.partition))
 
@@ -185,7 +200,8 @@ class Stage:
         lag_task = asyncio.create_task(self._report_lag(life))
         try:
             while not life.stopping.is_set():
-                batch = await self._fetch(life)
+                self._resume_due()
+                batch = self._hold_back_not_due(await self._fetch(life))
                 if not batch:
                     continue
                 async with self.lock:
@@ -236,6 +252,34 @@ class Stage:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(life.stopping.wait(), 1.0)
             return {}
+
+    # -- delayed topics --------------------------------------------------------------------
+    def _resume_due(self) -> None:
+        now = time.time()
+        for tp, due in list(self._paused.items()):
+            if due <= now:
+                del self._paused[tp]
+                if tp in self._consumer.assignment():
+                    self._consumer.resume(tp)
+
+    def _hold_back_not_due(
+        self, batch: dict[TopicPartition, list[Record]]
+    ) -> dict[TopicPartition, list[Record]]:
+        """The records that are due; each partition whose next record is not is rewound and paused."""
+        now_ms = time.time() * 1000
+        ready: dict[TopicPartition, list[Record]] = {}
+        for tp, records in batch.items():
+            for index, record in enumerate(records):
+                not_before = header(record, NOT_BEFORE_HEADER)
+                if not_before is not None and _as_ms(not_before) > now_ms:
+                    self._consumer.seek(tp, record.offset)
+                    self._consumer.pause(tp)
+                    self._paused[tp] = _as_ms(not_before) / 1000
+                    records = records[:index]
+                    break
+            if records:
+                ready[tp] = records
+        return ready
 
     # -- one batch -------------------------------------------------------------------------
     async def _process(self, batch: dict[TopicPartition, list[Record]], life: Lifecycle) -> None:

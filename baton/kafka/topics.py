@@ -36,6 +36,8 @@ def all_topics(settings: Settings) -> dict[str, dict[str, str]]:
         # Latest status per sender is all that matters; compaction keeps it forever.
         settings.topic_reputation: {"cleanup.policy": "compact"},
     }
+    for retry in settings.retry_topics():
+        topics[retry] = {}
     for stage in STAGES_WITH_DLQ:
         topics[dlq_topic(stage)] = {}
     return topics

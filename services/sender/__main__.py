@@ -7,7 +7,8 @@ from services.sender.handler import SenderHandler
 
 async def main(settings: Settings, life: Lifecycle) -> None:
     deliverer = Deliverer.from_settings(settings)
-    stage = Stage("sender", settings, [settings.topic_routed], SenderHandler(settings, deliverer))
+    handler = SenderHandler(settings, deliverer)
+    stage = Stage("sender", settings, handler.topics, handler)
     life.add_ready_check(stage.ready)
     try:
         await stage.run(life)

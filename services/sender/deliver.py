@@ -119,6 +119,10 @@ class Deliverer:
         if self._owned_engine is not None:
             self._owned_engine.dispose()
 
+    async def record_final(self, outcomes: Sequence[outcome_pb2.Outcome]) -> None:
+        """Record outcomes decided outside a delivery (expiry) so a replay does not try again."""
+        await self._dedupe.record(outcomes)
+
     async def deliver(self, delivery: delivery_pb2.Delivery) -> list[outcome_pb2.Outcome]:
         """One Outcome per distinct recipient of ``delivery``, in the order the recipients are listed."""
         # A replay upstream can put the same Delivery twice into one batch; the copies would both

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -176,3 +177,31 @@ async def test_trace_context_and_message_id_travel(kafka: Broker) -> None:
     assert child.trace_id == parent.trace_id
     assert child.span_id != parent.span_id
     assert header(out[0], "baton-message-id") == b"MSG1"
+
+
+async def test_records_wait_for_their_not_before_time(kafka: Broker) -> None:
+    settings = unique_settings(kafka.bootstrap, topic_partitions=1)
+    name = _stage_name()
+    await _ensure(settings, name)
+    due_ms = int((time.time() + 4) * 1000)
+    await produce(
+        kafka.bootstrap,
+        settings.topic_accepted,
+        [(b"k", b"late1"), (b"k", b"late2")],
+        headers=[("baton-not-before", str(due_ms).encode())],
+    )
+    life = Lifecycle()
+    echo = Echo(settings.topic_filtered)
+    stage = Stage(name, settings, [settings.topic_accepted], echo)
+    task = asyncio.create_task(stage.run(life))
+    await _wait_assigned(stage)
+    early = await read_topic(kafka.bootstrap, settings.topic_filtered, 1, timeout_s=1)
+    out = await read_topic(kafka.bootstrap, settings.topic_filtered, 2, timeout_s=30)
+    handled_at = time.time()
+    life.stop()
+    await task
+
+    assert early == [] or time.time() * 1000 >= due_ms
+    assert sorted(r.value for r in out) == [b"late1", b"late2"]
+    assert handled_at * 1000 >= due_ms
+    assert echo.calls == 2  # held back without being handled, then handled once each
