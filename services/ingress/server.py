@@ -286,17 +286,9 @@ class IngressHandler:
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
         if await self._ip_throttled(server, "PLAIN"):
             return AuthResult(success=False, handled=True)
-        if len(args) == 1:
-            blob = await server.challenge_auth("")
-            if blob is MISSING:
-                return AuthResult(success=False, handled=True)  # challenge_auth already answered
-        else:
-            try:
-                blob = b64decode(args[1], validate=True)
-            except binascii.Error:
-                await server.push("501 5.5.2 Can't decode base64")
-                return AuthResult(success=False, handled=True)
-        assert isinstance(blob, bytes)
+        blob = await self._first_response(server, args, "")
+        if blob is None:
+            return AuthResult(success=False, handled=True)
         parts = blob.split(b"\x00")
         if len(parts) != 3:
             await server.push("501 5.5.2 Can't split auth value")
@@ -310,22 +302,29 @@ class IngressHandler:
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
         if await self._ip_throttled(server, "LOGIN"):
             return AuthResult(success=False, handled=True)
-        if len(args) == 1:
-            login = await server.challenge_auth(SMTP.AuthLoginUsernameChallenge)
-            if login is MISSING:
-                return AuthResult(success=False, handled=True)  # challenge_auth already answered
-        else:
-            try:
-                login = b64decode(args[1], validate=True)
-            except binascii.Error:
-                await server.push("501 5.5.2 Can't decode base64")
-                return AuthResult(success=False, handled=True)
+        login = await self._first_response(server, args, SMTP.AuthLoginUsernameChallenge)
+        if login is None:
+            return AuthResult(success=False, handled=True)
         password = await server.challenge_auth(SMTP.AuthLoginPasswordChallenge)
         if password is MISSING:
             return AuthResult(success=False, handled=True)  # challenge_auth already answered
-        assert isinstance(login, bytes)
         assert isinstance(password, bytes)
         return await self._check(server, "LOGIN", login, password)
+
+    async def _first_response(self, server: SMTP, args: list[str], challenge: str) -> bytes | None:
+        """The client's first SASL response: given on the AUTH line (RFC 4954 initial response) or
+        asked for with ``challenge``. None when the exchange already ended with an answer."""
+        if len(args) == 1:
+            answer = await server.challenge_auth(challenge)
+            if answer is MISSING:
+                return None  # challenge_auth already answered
+            assert isinstance(answer, bytes)
+            return answer
+        try:
+            return b64decode(args[1], validate=True)
+        except binascii.Error:
+            await server.push("501 5.5.2 Can't decode base64")
+            return None
 
     async def _check(self, server: SMTP, mechanism: str, login: bytes, password: bytes) -> AuthResult:
         try:

@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from baton import db
-from baton.store import make_engine
 from baton.v1 import delivery_pb2, envelope_pb2, outcome_pb2, verdict_pb2
 from services.reputation.api import create_app
 from services.reputation.store import TimelineStore
 from services.reputation.timeline import accepted_event, filtered_event, outcome_event, routed_event
-from tests.fixtures.postgres import fresh_database, postgres_unavailable
 
 T0 = 1_700_000_000_000
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TimelineStore]:
-    if request.param == "sqlite":
-        yield from _store(f"sqlite:///{tmp_path / 'baton.db'}")
-        return
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    with fresh_database() as url:
-        yield from _store(url)
-
-
-def _store(url: str) -> Iterator[TimelineStore]:
-    db.upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield TimelineStore(engine)
-    finally:
-        engine.dispose()
 
 
 class Readiness:

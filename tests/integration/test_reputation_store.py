@@ -4,39 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from baton import db
-from baton.store import MessageEvent, make_engine
+from baton.store import MessageEvent
 from services.reputation.store import TimelineStore
 from services.reputation.timeline import EventRow
-from tests.fixtures.postgres import fresh_database, postgres_unavailable
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TimelineStore]:
-    if request.param == "sqlite":
-        yield from _store(f"sqlite:///{tmp_path / 'baton.db'}")
-        return
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    with fresh_database() as url:
-        yield from _store(url)
-
-
-def _store(url: str) -> Iterator[TimelineStore]:
-    db.upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield TimelineStore(engine)
-    finally:
-        engine.dispose()
 
 
 def row(

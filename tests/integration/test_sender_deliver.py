@@ -16,7 +16,7 @@ from baton.store import SentRecord
 from baton.v1 import delivery_pb2, outcome_pb2
 from services.sender.dedupe import DedupeLog
 from services.sender.deliver import Deliverer
-from services.sender.pool import ConnectionPool
+from tests.fixtures.sender import make_pool
 from tests.fixtures.sink import STANDARD_RCPT_REPLIES, RecordingSink
 
 DELIVERED = outcome_pb2.OUTCOME_STATUS_DELIVERED
@@ -40,19 +40,6 @@ def make_sink() -> Iterator[SinkFactory]:
     yield make
     for sink in sinks:
         sink.stop()
-
-
-def make_pool(**overrides: Any) -> ConnectionPool:
-    kwargs: dict[str, Any] = {
-        "helo": "relay.baton.test",
-        "connect_timeout_s": 2.0,
-        "timeout_s": 5.0,
-        "size": 4,
-        "idle_s": 30.0,
-        "max_messages": 100,
-    }
-    kwargs.update(overrides)
-    return ConnectionPool(**kwargs)
 
 
 @pytest.fixture

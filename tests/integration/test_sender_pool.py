@@ -6,7 +6,6 @@ import datetime
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
@@ -20,7 +19,8 @@ from baton.store import Base
 from baton.v1 import delivery_pb2, outcome_pb2
 from services.sender.dedupe import DedupeLog
 from services.sender.deliver import Deliverer
-from services.sender.pool import ConnectionPool, SessionError
+from services.sender.pool import SessionError
+from tests.fixtures.sender import make_pool
 from tests.fixtures.sink import RecordingSink
 
 DELIVERED = outcome_pb2.OUTCOME_STATUS_DELIVERED
@@ -68,19 +68,6 @@ def server_tls(tmp_path: Path) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     return context
-
-
-def make_pool(**overrides: Any) -> ConnectionPool:
-    kwargs: dict[str, Any] = {
-        "helo": "relay.baton.test",
-        "connect_timeout_s": 2.0,
-        "timeout_s": 5.0,
-        "size": 4,
-        "idle_s": 30.0,
-        "max_messages": 100,
-    }
-    kwargs.update(overrides)
-    return ConnectionPool(**kwargs)
 
 
 def delivery(port: int, message_id: str, host: str = "127.0.0.1") -> delivery_pb2.Delivery:
